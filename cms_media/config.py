@@ -1,0 +1,48 @@
+"""Default settings. Every key shares the ``CMS_MEDIA_`` prefix and is read where it is used.
+
+The host's own config (and its ``instance/`` file and environment) overrides any of these;
+:class:`cms_media.CmsMedia` only fills in what the host left unset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from flask import Flask
+
+MIB = 1024 * 1024
+
+DEFAULTS: dict[str, object] = {
+    # Where the plugin is mounted.
+    "CMS_MEDIA_URL_PREFIX": "/media",
+    # Template the plugin's pages extend; it must define the blocks ``title``, ``head`` and
+    # ``content``. A host points this at its own layout to get its navigation around them.
+    "CMS_MEDIA_BASE_TEMPLATE": "cms_media/base.html",
+    # Storage: ``filesystem`` keeps files under ``CMS_MEDIA_STORAGE_ROOT`` (default
+    # ``<instance>/media``).
+    "CMS_MEDIA_STORAGE": "filesystem",
+    "CMS_MEDIA_STORAGE_ROOT": None,
+    # Uploads: bytes per request (checked before the body is read), pixels per image.
+    "CMS_MEDIA_MAX_UPLOAD_BYTES": 25 * MIB,
+    "CMS_MEDIA_MAX_IMAGE_PIXELS": 40_000_000,
+    "CMS_MEDIA_THUMBNAIL_SIZE": 400,
+    "CMS_MEDIA_PAGE_SIZE": 40,
+}
+
+
+def apply_defaults(app: Flask) -> None:
+    """Fill in every setting the host did not set."""
+    for key, value in DEFAULTS.items():
+        app.config.setdefault(key, value)
+
+
+def load_environment(app: Flask, prefix: str = "CMS_MEDIA_") -> None:
+    """Read ``CMS_MEDIA_*`` variables from the environment (JSON values where they parse)."""
+    for key, raw in os.environ.items():
+        if not key.startswith(prefix):
+            continue
+        try:
+            app.config[key] = json.loads(raw)
+        except ValueError:
+            app.config[key] = raw

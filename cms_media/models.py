@@ -1,0 +1,106 @@
+"""The plugin's tables. They live on their own metadata so a host's ``db.create_all`` and
+migrations never touch them; the host's Flask-SQLAlchemy session reads and writes them.
+
+Sites and users belong to the host: they are stored here as opaque string ids (plus the
+user's display name at the time, so history stays readable if the host renames people).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Folder(Base):
+    __tablename__ = "cms_media_folder"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cms_media_folder.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by_id: Mapped[str | None] = mapped_column(String(64))
+
+    parent: Mapped[Folder | None] = relationship(remote_side=[id])
+
+    __table_args__ = (
+        Index("ix_cms_media_folder_site_parent_name", "site_id", "parent_id", "name"),
+    )
+
+
+class Document(Base):
+    __tablename__ = "cms_media_document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    folder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cms_media_folder.id", ondelete="CASCADE")
+    )
+    title: Mapped[str] = mapped_column(String(255))
+    # Lower-cased title: the sort and search key, indexed, so pages stay fast at any size.
+    title_key: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    original_filename: Mapped[str] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(100))
+    byte_size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(16), default="upload")
+    generation: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by_id: Mapped[str | None] = mapped_column(String(64))
+    created_by_name: Mapped[str] = mapped_column(String(255), default="")
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    updated_by_id: Mapped[str | None] = mapped_column(String(64))
+    updated_by_name: Mapped[str] = mapped_column(String(255), default="")
+
+    folder: Mapped[Folder | None] = relationship()
+
+    __table_args__ = (
+        Index("ix_cms_media_document_by_title", "site_id", "folder_id", "title_key", "id"),
+        Index("ix_cms_media_document_by_created", "site_id", "folder_id", "created_at", "id"),
+        Index("ix_cms_media_document_by_size", "site_id", "folder_id", "byte_size", "id"),
+        Index("ix_cms_media_document_site_title", "site_id", "title_key", "id"),
+    )
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime_type.startswith("image/")
+
+    @property
+    def is_ai_generated(self) -> bool:
+        return self.source == "ai"

@@ -1,0 +1,1 @@
+"""Plain functions that change data; shared by views, jobs and CLI commands."""

@@ -1,0 +1,48 @@
+/* cms_media: dialogs, upload progress and library refresh. No build step, no framework. */
+(function () {
+  "use strict";
+
+  function dialogFor(el) { return el.closest("dialog"); }
+
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest("[data-open-dialog]");
+    if (opener) {
+      var dialog = document.getElementById(opener.getAttribute("data-open-dialog"));
+      if (dialog && !dialog.open) {
+        var menu = opener.closest("details.cm-menu");
+        if (menu) menu.open = false;
+        dialog.showModal();
+        var first = dialog.querySelector("input:not([type=hidden]), textarea, select");
+        if (first) first.focus();
+      }
+      return;
+    }
+    var closer = event.target.closest("[data-close-dialog]");
+    if (closer && dialogFor(closer)) dialogFor(closer).close();
+  });
+
+  // When the library changed, the dialog that caused it has done its job.
+  document.body.addEventListener("cms-media:changed", function (event) {
+    var source = event.detail && event.detail.elt;
+    var dialog = source && source.closest ? dialogFor(source) : null;
+    if (!dialog) dialog = document.querySelector("dialog.cm-dialog[open]");
+    if (dialog) setTimeout(function () { dialog.close(); }, 600);
+  });
+
+  // Upload progress for htmx multipart posts.
+  document.body.addEventListener("htmx:xhr:progress", function (event) {
+    var form = event.target.closest && event.target.closest(".cm-upload-form");
+    if (!form || !event.detail.lengthComputable) return;
+    var bar = form.querySelector(".cm-progress");
+    bar.hidden = false;
+    bar.value = Math.round((event.detail.loaded / event.detail.total) * 100);
+  });
+
+  // A failed request that htmx does not swap (network error, 5xx) still tells the user.
+  document.body.addEventListener("htmx:responseError", function (event) {
+    window.alert("The server could not complete that request (" + event.detail.xhr.status + "). Try again.");
+  });
+  document.body.addEventListener("htmx:sendError", function () {
+    window.alert("The server could not be reached. Check your connection and try again.");
+  });
+})();
