@@ -28,6 +28,26 @@ DEFAULTS: dict[str, object] = {
     "CMS_MEDIA_MAX_IMAGE_PIXELS": 40_000_000,
     "CMS_MEDIA_THUMBNAIL_SIZE": 400,
     "CMS_MEDIA_PAGE_SIZE": 40,
+    # AI Creator. The release flag: off, and no button, tab or route of the feature exists.
+    "CMS_MEDIA_AI_FEATURE": False,
+    # Offline provider used where no key applies (clearly marked "Sandbox — not AI").
+    "CMS_MEDIA_AI_SANDBOX": False,
+    "CMS_MEDIA_AI_SANDBOX_DELAY": 0.0,
+    "CMS_MEDIA_AI_TIMEOUT": 150.0,
+    "CMS_MEDIA_AI_MAX_RETRIES": 1,
+    "CMS_MEDIA_AI_MAX_ATTEMPTS": 2,
+    "CMS_MEDIA_AI_PROMPT_MAX": 1000,
+    "CMS_MEDIA_AI_MAX_IMAGES": 4,
+    "CMS_MEDIA_AI_DRAFT_TTL_HOURS": 24,
+    # How long a browser's long-poll for new candidates may wait, in seconds.
+    "CMS_MEDIA_AI_POLL_SECONDS": 20.0,
+    # Fernet keys for API keys at rest; unset: one generated into instance/.
+    "CMS_MEDIA_ENCRYPTION_KEYS": None,
+    # Job queue: sqlite (default), memory or immediate; see cms_media/queue.py.
+    "CMS_MEDIA_QUEUE": "sqlite",
+    "CMS_MEDIA_QUEUE_NAME": "cms_media",
+    "CMS_MEDIA_QUEUE_PATH": None,
+    "CMS_MEDIA_QUEUE_WORKERS": 8,
 }
 
 

@@ -11,13 +11,20 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from cms_media import config
 from cms_media.access import LoginRequired
+from cms_media.encryption import SecretBox, build_secret_box
 from cms_media.host import HostAdapter
+from cms_media.queue import JobQueue
 from cms_media.responses import hx_redirect
 from cms_media.storage import Storage, build_storage
 
 # Templates and static files shared by every feature blueprint.
 assets_bp = Blueprint("cms_media", __name__, template_folder="templates", static_folder="static")
-OWN_BLUEPRINTS = ("cms_media_library", "cms_media_documents")
+OWN_BLUEPRINTS = (
+    "cms_media_library",
+    "cms_media_documents",
+    "cms_media_ai",
+    "cms_media_settings",
+)
 UPLOAD_ENDPOINTS = {"cms_media_library.upload"}
 FORM_BYTES_LIMIT = 1024 * 1024
 
@@ -32,6 +39,8 @@ class CmsMedia:
     db: Any
     host: HostAdapter
     storage: Storage
+    secret_box: SecretBox
+    queue: JobQueue
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
         if app is not None:
@@ -42,6 +51,8 @@ class CmsMedia:
         self.db = db if db is not None else app.extensions["sqlalchemy"]
         self.host = host if host is not None else HostAdapter()
         self.storage = build_storage(app)
+        self.secret_box = build_secret_box(app)
+        self.queue = JobQueue(app)
         if "htmx" not in app.extensions:
             Htmx(app)
         if "csrf" not in app.extensions:
@@ -55,6 +66,12 @@ class CmsMedia:
         app.register_blueprint(assets_bp, url_prefix=prefix)
         app.register_blueprint(library_bp, url_prefix=prefix)
         app.register_blueprint(documents_bp, url_prefix=f"{prefix}/documents")
+        if app.config["CMS_MEDIA_AI_FEATURE"]:
+            from cms_media.blueprints.ai_creator import bp as ai_bp
+            from cms_media.blueprints.settings import bp as settings_bp
+
+            app.register_blueprint(ai_bp, url_prefix=f"{prefix}/ai")
+            app.register_blueprint(settings_bp, url_prefix=f"{prefix}/settings")
         # First of all before-request hooks: the size limit must be set before anything (CSRF
         # checking included) reads the body.
         app.before_request_funcs.setdefault(None, []).insert(0, _limit_request_size)

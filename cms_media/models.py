@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -104,3 +105,112 @@ class Document(Base):
     @property
     def is_ai_generated(self) -> bool:
         return self.source == "ai"
+
+
+class AiSettings(Base):
+    """AI Creator settings: one row for the instance (``site_id`` NULL), one per site that
+    changed anything. Keys are stored encrypted; only their last four characters in clear."""
+
+    __tablename__ = "cms_media_ai_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    api_key_last4: Mapped[str | None] = mapped_column(String(4))
+    model: Mapped[str | None] = mapped_column(String(64))
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    organization: Mapped[str | None] = mapped_column(String(100))
+    project: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    updated_by_name: Mapped[str] = mapped_column(String(255), default="")
+
+
+class GenerationJob(Base):
+    """One press of Generate: a batch of candidate images for one prompt."""
+
+    __tablename__ = "cms_media_generation_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    folder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cms_media_folder.id", ondelete="SET NULL")
+    )
+    user_id: Mapped[str] = mapped_column(String(64))
+    user_name: Mapped[str] = mapped_column(String(255), default="")
+    prompt: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(64))
+    size: Mapped[str] = mapped_column(String(16))
+    quality: Mapped[str] = mapped_column(String(16))
+    background: Mapped[str] = mapped_column(String(16))
+    output_format: Mapped[str] = mapped_column(String(8))
+    image_count: Mapped[int] = mapped_column(Integer)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    slots: Mapped[list[GenerationSlot]] = relationship(
+        back_populates="job", order_by="GenerationSlot.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def version_signature(self) -> str:
+        """What the browser has seen ("slot:version,…"), for the long-poll to compare with."""
+        return ",".join(f"{slot.id}:{slot.version}" for slot in self.slots)
+
+    __table_args__ = (
+        Index("ix_cms_media_generation_job_site_created", "site_id", "created_at"),
+        Index("ix_cms_media_generation_job_user", "site_id", "user_id", "created_at"),
+    )
+
+
+class GenerationSlot(Base):
+    """One candidate image of a job, with its own state so each arrives (or fails) alone.
+
+    ``pending`` → ``running`` → ``ready`` (draft stored) → ``saved`` (a document), or
+    ``failed`` (with a message and a Retry), or ``expired`` (draft removed unsaved).
+    """
+
+    __tablename__ = "cms_media_generation_slot"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("cms_media_generation_job.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    draft_key: Mapped[str | None] = mapped_column(String(255))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(255))
+    mime_type: Mapped[str | None] = mapped_column(String(100))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    byte_size: Mapped[int | None] = mapped_column(Integer)
+    checksum: Mapped[str | None] = mapped_column(String(64))
+    revised_prompt: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    admin_message: Mapped[str | None] = mapped_column(Text)
+    # Set once, by the database's unique constraint: a slot becomes one document at most.
+    document_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cms_media_document.id", ondelete="SET NULL"), unique=True
+    )
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+    job: Mapped[GenerationJob] = relationship(back_populates="slots")
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "position"),
+        Index("ix_cms_media_generation_slot_status", "status", "started_at"),
+    )
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in ("pending", "running")

@@ -39,6 +39,8 @@ def app(tmp_path, monkeypatch) -> Flask:
             "DEMO_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
             "SQLALCHEMY_DATABASE_URI": "sqlite://",
             "CMS_MEDIA_STORAGE_ROOT": str(tmp_path / "media"),
+            "CMS_MEDIA_QUEUE": "immediate",
+            "CMS_MEDIA_AI_SANDBOX_DELAY": 0,
         }
     )
     with app.app_context():

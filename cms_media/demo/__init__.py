@@ -49,6 +49,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{os.path.join(app.instance_path, 'cms_media_demo.db')}",
         CMS_MEDIA_BASE_TEMPLATE="demo/layout.html",
+        # The demo shows the AI Creator on a fresh machine: released, and with the offline
+        # sandbox (slowed down a little so the progress can be seen) until a key is set.
+        CMS_MEDIA_AI_FEATURE=True,
+        CMS_MEDIA_AI_SANDBOX=True,
+        CMS_MEDIA_AI_SANDBOX_DELAY=1.5,
     )
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from cms_media.access import SiteContext
 from cms_media.database import upgrade_database
 from cms_media.demo.models import CONTENT_EDITOR, SITE_ADMIN, VIEWER, Membership, Site, User, db
-from cms_media.models import Document
+from cms_media.models import AiSettings, Document
 from cms_media.services.documents import IncomingFile, store_uploads
 from cms_media.services.folders import create_folder
 
@@ -103,6 +103,8 @@ def seed_accounts() -> tuple[dict[str, Site], list[tuple[str, str, str]]]:
                 ),
             )
         )
+    if db.session.scalar(select(AiSettings).where(AiSettings.site_id.is_(None))) is None:
+        db.session.add(AiSettings(site_id=None, enabled=True, updated_by_name="demo seed"))
     db.session.commit()
     return sites, credentials
 

@@ -5,6 +5,7 @@ import io
 from flask import Response, current_app, render_template, send_file, url_for
 from htmx_flask import request
 from jinja2_fragments.flask import render_block
+from wtforms import SelectChoice
 
 from cms_media.access import site_context
 from cms_media.blueprints.documents import bp
@@ -29,8 +30,8 @@ def _move_form(ctx, document: Document, formdata=None) -> MoveForm:
         if formdata is not None
         else MoveForm(folder_id=str(document.folder_id or ROOT_CHOICE))
     )
-    form.folder_id.choices = [(ROOT_CHOICE, "Documents and Media (top level)")] + [
-        (str(folder.id), path) for folder, path in folder_service.all_folders(ctx)
+    form.folder_id.choices = [SelectChoice(ROOT_CHOICE, "Documents and Media (top level)")] + [
+        SelectChoice(str(folder.id), path) for folder, path in folder_service.all_folders(ctx)
     ]
     return form
 

@@ -12,6 +12,7 @@ from cms_media.blueprints.library.forms import ConfirmForm, FolderForm, UploadFo
 from cms_media.host import ADD, CHANGE, DELETE
 from cms_media.models import Folder
 from cms_media.responses import hx_redirect, hx_trigger
+from cms_media.services import ai_settings
 from cms_media.services import documents as document_service
 from cms_media.services import folders as folder_service
 from cms_media.services.errors import ValidationError
@@ -74,6 +75,7 @@ def _library(folder: Folder | None):
         folder_url=folder_url,
         folder_form=FolderForm(parent_id=folder.id if folder else ""),
         upload_form=UploadForm(folder_id=folder.id if folder else ""),
+        ai_available=ai_settings.can_create(ctx),
     )
     template = "cms_media/library/index.html"
     if wants_fragment():

@@ -29,6 +29,16 @@
     if (dialog) setTimeout(function () { dialog.close(); }, 600);
   });
 
+  // Live character counter for a textarea with data-counter="<id of the counter>".
+  document.addEventListener("input", function (event) {
+    var field = event.target;
+    var counter = field.dataset && field.dataset.counter && document.getElementById(field.dataset.counter);
+    if (!counter) return;
+    counter.querySelector("span").textContent = field.value.length;
+    var max = parseInt(field.getAttribute("maxlength"), 10);
+    counter.classList.toggle("cm-over", max && field.value.length >= max);
+  });
+
   // Upload progress for htmx multipart posts.
   document.body.addEventListener("htmx:xhr:progress", function (event) {
     var form = event.target.closest && event.target.closest(".cm-upload-form");
