@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask_login import LoginManager
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from cms_media import CmsMedia
 from cms_media.config import load_environment
@@ -23,6 +26,17 @@ media = CmsMedia()
 login_manager = LoginManager()
 login_manager.login_view = "demo.login"
 login_manager.login_message = "Sign in to continue."
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_for_two_processes(dbapi_connection, _record) -> None:
+    """The web server and the worker share one SQLite file: WAL lets readers and one writer
+    work at once, and a busy timeout makes a writer wait instead of failing."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
 
 
 @login_manager.user_loader
