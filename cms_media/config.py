@@ -28,6 +28,9 @@ DEFAULTS: dict[str, object] = {
     "CMS_MEDIA_MAX_IMAGE_PIXELS": 40_000_000,
     "CMS_MEDIA_THUMBNAIL_SIZE": 400,
     "CMS_MEDIA_PAGE_SIZE": 40,
+    # Item selector: origins (besides this app's own) that may open it and receive its answer.
+    "CMS_MEDIA_SELECTOR_ORIGINS": [],
+    "CMS_MEDIA_SELECTOR_PAGE_SIZE": 24,
     # AI Creator. The release flag: off, and no button, tab or route of the feature exists.
     "CMS_MEDIA_AI_FEATURE": False,
     # Offline provider used where no key applies (clearly marked "Sandbox — not AI").

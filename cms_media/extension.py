@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, render_template
+from flask import Blueprint, Flask, current_app, render_template, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from htmx_flask import Htmx, request
+from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from cms_media import config
@@ -24,6 +25,7 @@ OWN_BLUEPRINTS = (
     "cms_media_documents",
     "cms_media_ai",
     "cms_media_settings",
+    "cms_media_selector",
 )
 UPLOAD_ENDPOINTS = {"cms_media_library.upload"}
 FORM_BYTES_LIMIT = 1024 * 1024
@@ -60,12 +62,14 @@ class CmsMedia:
         app.extensions["cms_media"] = self
 
         from cms_media.blueprints.documents import bp as documents_bp
+        from cms_media.blueprints.item_selector import bp as selector_bp
         from cms_media.blueprints.library import bp as library_bp
 
         prefix = app.config["CMS_MEDIA_URL_PREFIX"]
         app.register_blueprint(assets_bp, url_prefix=prefix)
         app.register_blueprint(library_bp, url_prefix=prefix)
         app.register_blueprint(documents_bp, url_prefix=f"{prefix}/documents")
+        app.register_blueprint(selector_bp, url_prefix=f"{prefix}/selector")
         if app.config["CMS_MEDIA_AI_FEATURE"]:
             from cms_media.blueprints.ai_creator import bp as ai_bp
             from cms_media.blueprints.settings import bp as settings_bp
@@ -95,7 +99,20 @@ def human_size(byte_count: int) -> str:
 
 
 def _template_globals() -> dict[str, Any]:
-    return {"cms_media_base_template": current_app.config["CMS_MEDIA_BASE_TEMPLATE"]}
+    return {
+        "cms_media_base_template": current_app.config["CMS_MEDIA_BASE_TEMPLATE"],
+        "cms_media_selector_script": _selector_script,
+    }
+
+
+def _selector_script() -> Markup:
+    """The ``<script>`` a host page adds to offer the item selector to its editors."""
+    return Markup(
+        '<script src="{}" data-selector-url="{}" defer></script>'.format(
+            escape(url_for("cms_media.static", filename="cms_media/item_selector.js")),
+            escape(url_for("cms_media_selector.index")),
+        )
+    )
 
 
 def _limit_request_size() -> None:
@@ -127,8 +144,10 @@ def _http_error(error: HTTPException):
         message = f"Uploads can be at most {limit} MB at a time. Upload fewer or smaller files."
     elif isinstance(error, CSRFError):
         message = "Your session expired or the form is stale. Reload the page and try again."
-    elif error.code == 404:
+    elif error.code == 404 and request.blueprint in ("cms_media_library", "cms_media_documents"):
         message = "There is no such folder or document in this site."
+    elif error.code == 404:
+        message = "There is no such page here."
     else:
         message = error.description or ""
     code = error.code or 500

@@ -166,10 +166,11 @@ def save_instance_settings(
     an empty key field keeps the stored one."""
     if model not in MODELS:
         raise ValidationError("Choose one of the offered models.")
+    base_url = _clean_url(base_url)
     row = instance_settings()
     row.enabled = enabled
     row.model = model
-    row.base_url = _clean_url(base_url)
+    row.base_url = base_url
     row.organization = organization.strip() or None
     row.project = project.strip() or None
     _apply_key(row, api_key, remove_key, instance=row)

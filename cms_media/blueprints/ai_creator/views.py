@@ -11,6 +11,7 @@ from jinja2_fragments.flask import render_block
 from cms_media.access import SiteContext, site_context
 from cms_media.blueprints.ai_creator import bp
 from cms_media.blueprints.ai_creator.forms import GenerateForm, SaveForm
+from cms_media.blueprints.item_selector.views import in_selector, redirect_to_chosen
 from cms_media.blueprints.library.views import LIBRARY_CHANGED, folder_url
 from cms_media.host import ADD
 from cms_media.models import Folder, GenerationJob
@@ -48,6 +49,9 @@ def _render(ctx: SiteContext, form: GenerateForm, job: GenerationJob | None, **e
         access=ai_settings.resolve_access(ctx.site_id),
         save_form=SaveForm(formdata=None, folder_id=form.folder_id.data or ""),
         is_admin=ctx.can("manage"),
+        mode="selector" if in_selector() else "",
+        multiple=request.values.get("multiple", ""),
+        origin=request.values.get("origin", ""),
         **extra,
     )
     if request.htmx and not request.htmx.history_restore_request:
@@ -164,6 +168,11 @@ def save(job_id: int):
     except ValidationError as exc:
         body = render_template("cms_media/ai_creator/_save_result.html", error=str(exc))
         return body, 400
+    if in_selector():
+        picked = {selection.slot_id for selection in selections}
+        return redirect_to_chosen(
+            [slot.document_id for slot in current.slots if slot.id in picked and slot.document_id]
+        )
     if not request.htmx:
         return hx_redirect(folder_url(folder))
     body = render_template(

@@ -7,6 +7,7 @@ from htmx_flask import request
 from jinja2_fragments.flask import render_block
 
 from cms_media.access import site_context
+from cms_media.blueprints.item_selector.views import in_selector, redirect_to_chosen
 from cms_media.blueprints.library import bp
 from cms_media.blueprints.library.forms import ConfirmForm, FolderForm, UploadForm
 from cms_media.host import ADD, CHANGE, DELETE
@@ -139,6 +140,8 @@ def upload():
         except ValidationError as exc:
             form.files.errors.append(str(exc))
         else:
+            if in_selector():
+                return redirect_to_chosen([document.id for document in stored])
             if request.htmx:
                 fresh = UploadForm(formdata=None, folder_id=folder.id if folder else "")
                 count = len(stored)
