@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from cms_media.database import upgrade_database
 from cms_media.services.ai_settings import rotate_encryption
-from cms_media.services.generation import expire_drafts
+from cms_media.services.generation import expire_drafts, recover_interrupted
 
 cli = AppGroup("cms-media", help="Documents and Media maintenance.")
 
@@ -30,6 +30,18 @@ def worker_command(workers: int | None) -> None:
     consumer = queue.consumer(workers, embedded=False)
     click.echo(f"cms_media worker: {consumer.workers} threads on the {queue.kind} queue")
     consumer.run()
+
+
+@cli.command("recover")
+@click.option(
+    "--older-than",
+    type=float,
+    default=None,
+    help="Seconds a slot may have been running (default: a provider call's longest time).",
+)
+def recover_command(older_than: float | None) -> None:
+    """Queue again (or fail) image slots whose worker died mid-job (also runs every minute)."""
+    click.echo(f"Recovered {recover_interrupted(orphaned_after=older_than)} interrupted slots.")
 
 
 @cli.command("cleanup-drafts")

@@ -44,10 +44,16 @@ DEFAULTS: dict[str, object] = {
     "CMS_MEDIA_AI_DRAFT_TTL_HOURS": 24,
     # How long a browser's long-poll for new candidates may wait, in seconds.
     "CMS_MEDIA_AI_POLL_SECONDS": 20.0,
+    # Generation requests allowed (Flask-Limiter syntax), counted in a shared store.
+    "CMS_MEDIA_AI_LIMIT_PER_USER": "10 per minute;200 per day",
+    "CMS_MEDIA_AI_LIMIT_PER_SITE": "60 per minute;2000 per day",
+    "CMS_MEDIA_RATELIMIT_STORAGE_URI": "memory://",
+    "CMS_MEDIA_RATELIMIT_ENABLED": True,
     # Fernet keys for API keys at rest; unset: one generated into instance/.
     "CMS_MEDIA_ENCRYPTION_KEYS": None,
-    # Job queue: sqlite (default), memory or immediate; see cms_media/queue.py.
+    # Job queue: sqlite (default), redis, memory or immediate; see cms_media/queue.py.
     "CMS_MEDIA_QUEUE": "sqlite",
+    "CMS_MEDIA_REDIS_URL": "redis://127.0.0.1:6379/0",
     "CMS_MEDIA_QUEUE_NAME": "cms_media",
     "CMS_MEDIA_QUEUE_PATH": None,
     "CMS_MEDIA_QUEUE_WORKERS": 8,

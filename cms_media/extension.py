@@ -15,6 +15,7 @@ from cms_media.access import LoginRequired
 from cms_media.encryption import SecretBox, build_secret_box
 from cms_media.host import HostAdapter
 from cms_media.queue import JobQueue
+from cms_media.rate_limits import install_limits
 from cms_media.responses import hx_redirect
 from cms_media.storage import Storage, build_storage
 
@@ -76,6 +77,7 @@ class CmsMedia:
 
             app.register_blueprint(ai_bp, url_prefix=f"{prefix}/ai")
             app.register_blueprint(settings_bp, url_prefix=f"{prefix}/settings")
+            self.limiter = install_limits(app)
         # First of all before-request hooks: the size limit must be set before anything (CSRF
         # checking included) reads the body.
         app.before_request_funcs.setdefault(None, []).insert(0, _limit_request_size)
@@ -137,8 +139,8 @@ ERROR_TITLES = {
 
 def _http_error(error: HTTPException):
     """Plugin routes answer errors with a short message page (or fragment), never a trace."""
-    if request.blueprint not in OWN_BLUEPRINTS:
-        return error
+    if request.blueprint not in OWN_BLUEPRINTS or error.response is not None:
+        return error  # not ours, or it carries its own response (a rate limit's)
     if isinstance(error, RequestEntityTooLarge):
         limit = current_app.config["CMS_MEDIA_MAX_UPLOAD_BYTES"] // (1024 * 1024)
         message = f"Uploads can be at most {limit} MB at a time. Upload fewer or smaller files."

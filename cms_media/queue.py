@@ -2,7 +2,8 @@
 inside an app context of its own.
 
 ``CMS_MEDIA_QUEUE``: ``sqlite`` (default: a file in ``instance/``, survives restarts, needs
-``flask cms-media worker`` or the demo's worker), ``memory`` (in-process consumer threads, for
+``flask cms-media worker`` or the demo's worker), ``redis`` (``CMS_MEDIA_REDIS_URL``: several
+web servers and workers on several machines), ``memory`` (in-process consumer threads, for
 tests and benchmarks), ``immediate`` (run at once in the caller; unit tests).
 """
 
@@ -13,7 +14,7 @@ import os
 from collections.abc import Callable
 
 from flask import Flask
-from huey import MemoryHuey, SqliteHuey, crontab
+from huey import MemoryHuey, RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from huey.consumer import Consumer
 
@@ -47,12 +48,15 @@ class JobQueue:
                 app.instance_path, "cms_media_queue.db"
             )
             return SqliteHuey(name, filename=path)
+        if self.kind == "redis":
+            # Blocking pops: a worker picks a task up the moment it is queued.
+            return RedisHuey(name, url=app.config["CMS_MEDIA_REDIS_URL"], blocking=True)
         if self.kind == "memory":
             return MemoryHuey(name)
         if self.kind == "immediate":
             return MemoryHuey(name, immediate=True)
         raise RuntimeError(
-            f"Unknown CMS_MEDIA_QUEUE {self.kind!r}; expected sqlite, memory or immediate."
+            f"Unknown CMS_MEDIA_QUEUE {self.kind!r}; expected sqlite, redis, memory or immediate."
         )
 
     def _in_app(self, function: Callable) -> Callable:

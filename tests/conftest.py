@@ -4,18 +4,21 @@ storage root. Helpers sign users in and make htmx requests."""
 from __future__ import annotations
 
 import io
+import os
 import re
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
+from sqlalchemy import create_engine, text
 
 from cms_media.demo import create_app
 from cms_media.demo.cli import init_database, seed_accounts
 from cms_media.demo.models import Site, db
 
-pytest_plugins = ["tests.openai_fixtures", "tests.browser_fixtures"]
+pytest_plugins = ["tests.openai_fixtures", "tests.browser_fixtures", "tests.service_fixtures"]
 
 CSRF_PATTERN = re.compile(
     r'"X-CSRFToken": "([^"]+)"|name="csrf_token" type="hidden" value="([^"]+)"'
@@ -29,27 +32,68 @@ PASSWORDS = {
 }
 
 
-@pytest.fixture
-def app(tmp_path, monkeypatch) -> Flask:
-    monkeypatch.setenv("CMS_MEDIA_INSTANCE_PATH", str(tmp_path / "instance"))
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test-secret",
-            "DEMO_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-            "SQLALCHEMY_DATABASE_URI": "sqlite://",
-            "CMS_MEDIA_STORAGE_ROOT": str(tmp_path / "media"),
-            "CMS_MEDIA_QUEUE": "immediate",
-            "CMS_MEDIA_AI_SANDBOX_DELAY": 0,
-        }
-    )
+# The whole suite runs on SQLite by default and on PostgreSQL with, for example,
+# CMS_MEDIA_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test
+TEST_DATABASE_URL = os.environ.get("CMS_MEDIA_TEST_DATABASE_URL") or "sqlite://"
+
+
+def on_postgresql() -> bool:
+    return TEST_DATABASE_URL.startswith("postgresql")
+
+
+def reset_database(url: str = TEST_DATABASE_URL) -> None:
+    """A clean PostgreSQL schema for each test (SQLite's in-memory database is new anyway)."""
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+
+
+def make_test_app(tmp_path: Path, **config) -> Flask:
+    """The demo app from its factory, with tables and the demo accounts (no sample images)."""
+    reset_database()
+    os.environ["CMS_MEDIA_INSTANCE_PATH"] = str(tmp_path / "instance")
+    try:
+        app = create_app(
+            {
+                "TESTING": True,
+                "SECRET_KEY": "test-secret",
+                "DEMO_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+                "SQLALCHEMY_DATABASE_URI": TEST_DATABASE_URL,
+                "CMS_MEDIA_STORAGE_ROOT": str(tmp_path / "media"),
+                "CMS_MEDIA_QUEUE": "immediate",
+                "CMS_MEDIA_AI_SANDBOX_DELAY": 0,
+                **config,
+            }
+        )
+    finally:
+        del os.environ["CMS_MEDIA_INSTANCE_PATH"]
     with app.app_context():
         init_database()
         seed_accounts()
-    yield app
+    app.test_client_class = MediaClient
+    return app
+
+
+def dispose(app: Flask) -> None:
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app_config() -> dict:
+    """Settings for the ``app`` fixture; override it in a module (or parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, app_config) -> Flask:
+    app = make_test_app(tmp_path, **app_config)
+    yield app
+    dispose(app)
 
 
 @pytest.fixture
@@ -104,8 +148,6 @@ def _find_token(html: str) -> str:
 @pytest.fixture
 def client_for(app):
     """``client_for("editor")``: a signed-in client; ``client_for(None)``: anonymous."""
-    app.test_client_class = MediaClient
-
     def make(who: str | None) -> MediaClient:
         client = app.test_client()
         return client.login(who) if who else client

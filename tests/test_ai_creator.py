@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from cms_media.database import session
 from cms_media.models import AiSettings, Document, GenerationJob, GenerationSlot, utcnow
 from cms_media.services import generation
+from tests.conftest import dispose, make_test_app
 from tests.openai_fixtures import FAKE_OPENAI_API_KEY
 
 
@@ -107,34 +108,14 @@ def test_entry_and_routes_absent_unless_everything_holds(app, client_for, sites,
     assert count(app, GenerationJob) == 0
 
 
-def test_release_flag_off_removes_everything(tmp_path, monkeypatch):
-    from cms_media.demo import create_app
-    from cms_media.demo.cli import init_database, seed_accounts
-
-    monkeypatch.setenv("CMS_MEDIA_INSTANCE_PATH", str(tmp_path))
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "x",
-            "SQLALCHEMY_DATABASE_URI": "sqlite://",
-            "CMS_MEDIA_AI_FEATURE": False,
-            "CMS_MEDIA_QUEUE": "immediate",
-        }
-    )
-    with app.app_context():
-        init_database()
-        seed_accounts()
-    from tests.conftest import MediaClient
-
-    app.test_client_class = MediaClient
+def test_release_flag_off_removes_everything(tmp_path):
+    app = make_test_app(tmp_path, CMS_MEDIA_AI_FEATURE=False)
     client = app.test_client().login("admin")
     assert "Create AI Image" not in client.get("/media/").get_data(as_text=True)
+    assert "cm-tab-ai" not in client.get("/media/selector/").get_data(as_text=True)
     for url in ("/media/ai/create", "/media/settings/ai", "/media/settings/site/ai"):
         assert client.get(url).status_code == 404
-    with app.app_context():
-        from cms_media.demo.models import db
-
-        db.engine.dispose()
+    dispose(app)
 
 
 # -- the sandbox flow ----------------------------------------------------------------------

@@ -1,19 +1,21 @@
-"""The migrations build exactly the tables the models describe."""
+"""The migrations build exactly the tables the models describe, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from cms_media.database import VERSION_TABLE, alembic_config, include_object
 from cms_media.models import Base
+from tests.conftest import TEST_DATABASE_URL, on_postgresql, reset_database
 
 
 def test_migrations_match_the_models(tmp_path):
-    from alembic import command
-
-    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    reset_database()
+    url = TEST_DATABASE_URL if on_postgresql() else f"sqlite:///{tmp_path / 'm.db'}"
+    engine = create_engine(url)
     command.upgrade(alembic_config(engine), "head")
     with engine.connect() as connection:
         context = MigrationContext.configure(
