@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Response, redirect
+import io
+
+from flask import Response, current_app, redirect, send_file
 from htmx_flask import request
 
 
@@ -19,4 +21,31 @@ def hx_trigger(event: str, status: int = 204, body: str = "") -> Response:
     """An empty answer that tells the page something changed (the page refreshes itself)."""
     response = Response(body, status=status)
     response.headers["HX-Trigger"] = event
+    return response
+
+
+def send_stored(
+    key: str, mime_type: str, *, etag: str, download_name: str | None = None
+) -> Response:
+    """A stored file, to a user already checked for the right to see it.
+
+    ``download_name`` makes it an attachment. The browser revalidates every time (private,
+    no-cache) and gets a 304 from the ETag without storage being touched, so a permission
+    change takes effect on the next view.
+    """
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+        response.set_etag(etag)
+    else:
+        response = send_file(
+            io.BytesIO(current_app.extensions["cms_media"].storage.read(key)),
+            mimetype=mime_type,
+            as_attachment=download_name is not None,
+            download_name=download_name,
+            etag=etag,
+            conditional=True,
+            max_age=None,
+        )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-cache"
     return response

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
-
-from flask import abort, current_app, render_template, send_file, url_for
+from flask import abort, current_app, render_template, url_for
 from htmx_flask import request
 from jinja2_fragments.flask import render_block
 
@@ -15,10 +13,9 @@ from cms_media.blueprints.item_selector.views import in_selector, redirect_to_ch
 from cms_media.blueprints.library.views import LIBRARY_CHANGED, folder_url
 from cms_media.host import ADD
 from cms_media.models import Folder, GenerationJob
-from cms_media.responses import hx_redirect, hx_trigger
+from cms_media.responses import hx_redirect, hx_trigger, send_stored
 from cms_media.services import ai_settings, generation
 from cms_media.services import folders as folder_service
-from cms_media.services.documents import storage
 from cms_media.services.errors import ValidationError
 
 PAGE = "cms_media/ai_creator/create.html"
@@ -190,15 +187,8 @@ def _send_draft(slot_id: int, thumbnail: bool):
     key = slot.thumbnail_key if thumbnail else slot.draft_key
     if slot.status != "ready" or not key:
         abort(404)
-    response = send_file(
-        io.BytesIO(storage().read(key)),
-        mimetype="image/webp" if thumbnail else slot.mime_type,
-        etag=f"{slot.checksum}-{int(thumbnail)}",
-        conditional=True,
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
+    mime_type = "image/webp" if thumbnail else slot.mime_type
+    return send_stored(key, mime_type, etag=f"{slot.checksum}-{int(thumbnail)}")
 
 
 @bp.get("/slots/<int:slot_id>/thumbnail")

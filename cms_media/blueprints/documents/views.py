@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import io
-
-from flask import Response, current_app, render_template, send_file, url_for
+from flask import current_app, render_template, url_for
 from htmx_flask import request
 from jinja2_fragments.flask import render_block
 from wtforms import SelectChoice
@@ -14,7 +12,7 @@ from cms_media.blueprints.library.forms import ConfirmForm
 from cms_media.blueprints.library.views import folder_url
 from cms_media.host import CHANGE, DELETE
 from cms_media.models import Document
-from cms_media.responses import hx_redirect
+from cms_media.responses import hx_redirect, send_stored
 from cms_media.services import documents as document_service
 from cms_media.services import folders as folder_service
 from cms_media.services.errors import ValidationError
@@ -118,38 +116,17 @@ def delete(document_id: int):
     return hx_redirect(folder_url(folder))
 
 
-def _send(document: Document, key: str, mime_type: str, *, attachment: bool, etag: str):
-    if request.if_none_match.contains(etag):
-        response = Response(status=304)  # answered without touching storage
-        response.set_etag(etag)
-    else:
-        response = send_file(
-            io.BytesIO(document_service.storage().read(key)),
-            mimetype=mime_type,
-            as_attachment=attachment,
-            download_name=document.original_filename if attachment else None,
-            etag=etag,
-            conditional=True,
-            max_age=None,
-        )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    # Private: documents are behind a login. no-cache: the browser revalidates with the ETag
-    # and gets a 304, so a permission change takes effect on the next view.
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
-
-
 @bp.get("/<int:document_id>/file")
 def file(document_id: int):
     ctx = site_context()
     document = document_service.get_document(ctx, document_id)
-    inline = document.mime_type in INLINE_TYPES
-    return _send(
-        document,
+    if document.mime_type in INLINE_TYPES:
+        return send_stored(document.storage_key, document.mime_type, etag=document.checksum)
+    return send_stored(
         document.storage_key,
-        document.mime_type if inline else "application/octet-stream",
-        attachment=not inline,
+        "application/octet-stream",
         etag=document.checksum,
+        download_name=document.original_filename,
     )
 
 
@@ -157,8 +134,11 @@ def file(document_id: int):
 def download(document_id: int):
     ctx = site_context()
     document = document_service.get_document(ctx, document_id)
-    return _send(
-        document, document.storage_key, document.mime_type, attachment=True, etag=document.checksum
+    return send_stored(
+        document.storage_key,
+        document.mime_type,
+        etag=document.checksum,
+        download_name=document.original_filename,
     )
 
 
@@ -167,10 +147,8 @@ def thumbnail(document_id: int):
     ctx = site_context()
     document = document_service.get_document(ctx, document_id)
     size = current_app.config["CMS_MEDIA_THUMBNAIL_SIZE"]
-    return _send(
-        document,
+    return send_stored(
         document.thumbnail_key or document.storage_key,
         "image/webp" if document.thumbnail_key else document.mime_type,
-        attachment=False,
         etag=f"t{size}-{document.checksum[:32]}",
     )
