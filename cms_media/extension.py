@@ -17,6 +17,7 @@ from cms_media.host import HostAdapter
 from cms_media.queue import JobQueue
 from cms_media.rate_limits import install_limits
 from cms_media.responses import hx_redirect
+from cms_media.services.generation import describe_generation
 from cms_media.storage import Storage, build_storage
 
 # Templates and static files shared by every feature blueprint.
@@ -85,6 +86,7 @@ class CmsMedia:
         app.register_error_handler(HTTPException, _http_error)
         app.context_processor(_template_globals)
         app.add_template_filter(human_size, "cm_filesize")
+        app.add_template_filter(describe_generation, "cm_generation_details")
 
         from cms_media.cli import cli
 

@@ -195,6 +195,10 @@ class GenerationSlot(Base):
     byte_size: Mapped[int | None] = mapped_column(Integer)
     checksum: Mapped[str | None] = mapped_column(String(64))
     revised_prompt: Mapped[str | None] = mapped_column(Text)
+    # What the provider billed for this candidate (the job keeps the batch's totals).
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
     admin_message: Mapped[str | None] = mapped_column(Text)

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -166,6 +167,111 @@ def live_server(tmp_path, live_template) -> Iterator[LiveServer]:
         dispose_app(app)
     if errors:
         pytest.fail("The live server raised:\n  " + "\n  ".join(errors), pytrace=False)
+
+
+# -- live server with the AI Creator's job queue -----------------------------------------
+
+
+@dataclass(frozen=True)
+class AiServerOptions:
+    """How ``ai_live_server`` runs the AI Creator. Override the ``ai_server_options`` fixture
+    in a test module to change them.
+
+    ``sandbox_stagger`` adds ``stagger × position`` seconds before the sandbox's own delay, so
+    the candidates of a batch finish one after another, as real images do.
+    """
+
+    sandbox_delay: float = 0.6
+    sandbox_stagger: float = 0.35
+    poll_seconds: float = 5.0
+    workers: int = 8
+
+
+@pytest.fixture
+def ai_server_options() -> AiServerOptions:
+    return AiServerOptions()
+
+
+@contextmanager
+def embedded_consumer(app: Flask, workers: int, errors: list[str]) -> Iterator[Any]:
+    """The app's Huey consumer in threads of this process; stopped and joined afterwards.
+
+    A task that raises is added to ``errors`` (the worker only logs it).
+    """
+    from huey.signals import SIGNAL_ERROR
+
+    queue = app.extensions["cms_media"].queue
+
+    def task_failed(signal, task, exc=None, *_args, **_kwargs):
+        errors.append(f"queue task {task.name}{task.args}: {type(exc).__name__}: {exc}")
+
+    queue.huey.signal(SIGNAL_ERROR)(task_failed)
+    consumer = queue.consumer(workers=workers)
+    consumer.start()
+    threads = [thread for _, thread in consumer.worker_threads] + [consumer.scheduler]
+    try:
+        yield consumer
+    finally:
+        consumer.stop(graceful=True)  # each worker finishes its task, then every thread ends
+        queue.huey.disconnect_signal(task_failed, SIGNAL_ERROR)
+        alive = [thread.name for thread in threads if thread.is_alive()]
+        if alive:
+            errors.append(f"queue threads still running after stop: {alive}")
+
+
+def _stagger_sandbox(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    from cms_media.ai.providers import SandboxImageProvider
+
+    generate = SandboxImageProvider.generate
+
+    def staggered(self, request):
+        time.sleep(seconds * (request.variation % 10))  # variation: position (+10 a retry)
+        return generate(self, request)
+
+    monkeypatch.setattr(SandboxImageProvider, "generate", staggered)
+
+
+@pytest.fixture
+def ai_live_server(
+    tmp_path, live_template, ai_server_options, monkeypatch
+) -> Iterator[LiveServer]:
+    """Like ``live_server``, with the AI Creator's queue in memory and an embedded consumer
+    (``workers`` threads), a slowed-down sandbox and a short long-poll.
+
+    A test module uses it for its ``page`` by overriding ``live_server``::
+
+        @pytest.fixture
+        def live_server(ai_live_server):
+            return ai_live_server
+    """
+    options = ai_server_options
+    if options.sandbox_stagger:
+        _stagger_sandbox(monkeypatch, options.sandbox_stagger)
+    root = tmp_path / "live-ai"
+    shutil.copytree(live_template, root)
+    app = create_live_app(
+        root,
+        CMS_MEDIA_QUEUE="memory",
+        CMS_MEDIA_QUEUE_WORKERS=options.workers,
+        CMS_MEDIA_AI_FEATURE=True,
+        CMS_MEDIA_AI_SANDBOX=True,
+        CMS_MEDIA_AI_SANDBOX_DELAY=options.sandbox_delay,
+        CMS_MEDIA_AI_POLL_SECONDS=options.poll_seconds,
+    )
+    errors: list[str] = []
+
+    def record(sender, exception, **_extra):
+        errors.append(f"{type(exception).__name__}: {exception}")
+
+    got_request_exception.connect(record, app)
+    try:
+        with embedded_consumer(app, options.workers, errors), serve(app) as url:
+            yield LiveServer(url=url, app=app, errors=errors)
+    finally:
+        got_request_exception.disconnect(record, app)
+        dispose_app(app)
+    if errors:
+        pytest.fail("The live server or its queue raised:\n  " + "\n  ".join(errors), pytrace=False)
 
 
 # -- browser ------------------------------------------------------------------------------

@@ -354,7 +354,9 @@ def test_openai_generation_through_the_sdk(app, client_for, openai_server):
         document = session().scalar(select(Document))
     meta = document.generation
     assert meta["provider"] == "openai" and meta["model"] == job.model
-    assert meta["usage_total_tokens"] == job.total_tokens > 0
+    saved_slot = slots(app, job.id)[0]
+    assert meta["usage_total_tokens"] == saved_slot.total_tokens > 0
+    assert job.total_tokens == sum(slot.total_tokens for slot in slots(app, job.id))
     assert "sandbox" not in meta
 
 

@@ -223,6 +223,9 @@ def run_slot(slot_id: int) -> str:
     slot.error_code = slot.error_message = slot.admin_message = None
     slot.version += 1
     if result.usage:
+        slot.input_tokens = result.usage.input_tokens
+        slot.output_tokens = result.usage.output_tokens
+        slot.total_tokens = result.usage.total_tokens
         # One UPDATE adds to the totals, so parallel slots never overwrite each other's usage.
         session().execute(
             update(GenerationJob)
@@ -367,6 +370,7 @@ def save_selected(
 
 
 def generation_metadata(job: GenerationJob, slot: GenerationSlot, ctx: SiteContext) -> dict:
+    """What a saved AI image keeps about how it was made (see ``METADATA_LABELS``)."""
     metadata = {
         "generated_by_ai": True,
         "prompt": job.prompt,
@@ -379,15 +383,49 @@ def generation_metadata(job: GenerationJob, slot: GenerationSlot, ctx: SiteConte
         "job_id": job.id,
         "candidate": slot.position + 1,
         "created_by": ctx.user_name,
-        "usage_total_tokens": job.total_tokens,
-        "usage_input_tokens": job.input_tokens,
-        "usage_output_tokens": job.output_tokens,
+        "usage_total_tokens": slot.total_tokens,
+        "usage_input_tokens": slot.input_tokens,
+        "usage_output_tokens": slot.output_tokens,
     }
     if job.provider == "sandbox":
         metadata["sandbox"] = "Sandbox — not AI"
     if slot.revised_prompt:
         metadata["revised_prompt"] = slot.revised_prompt
     return metadata
+
+
+# How the document page names each metadata key, in this order; others are not shown.
+METADATA_LABELS = {
+    "sandbox": "Note",
+    "prompt": "Prompt",
+    "revised_prompt": "Prompt as the provider revised it",
+    "provider": "Provider",
+    "model": "Model",
+    "size": "Requested size",
+    "quality": "Quality",
+    "background": "Background",
+    "output_format": "File format",
+    "usage_total_tokens": "Tokens used",
+    "job_id": "Generation job",
+    "candidate": "Candidate",
+}
+
+
+def describe_generation(metadata: dict | None) -> list[tuple[str, str]]:
+    """The metadata as (label, value) rows for people; empty usage is left out."""
+    metadata = metadata or {}
+    rows = []
+    for key, label in METADATA_LABELS.items():
+        value = metadata.get(key)
+        if value in (None, "", 0):
+            continue
+        if key == "usage_total_tokens":
+            value = (
+                f"{value} ({metadata.get('usage_input_tokens', 0)} in, "
+                f"{metadata.get('usage_output_tokens', 0)} out)"
+            )
+        rows.append((label, str(value)))
+    return rows
 
 
 def expire_drafts() -> int:

@@ -60,9 +60,15 @@ def _render(ctx: SiteContext, form: GenerateForm, job: GenerationJob | None, **e
 def create():
     ctx = creator_context()
     folder = _folder(ctx, request.args.get("folder_id"))
-    form = GenerateForm(formdata=None, folder_id=folder.id if folder else "")
-    latest = generation.recent_jobs(ctx, limit=1)
-    return _render(ctx, form, latest[0] if latest else None)
+    latest = next(iter(generation.recent_jobs(ctx, limit=1)), None)
+    # Reopened: the last batch, and its description ready to edit for Try Again.
+    form = GenerateForm(
+        formdata=None,
+        obj=latest,
+        count=latest.image_count if latest else 4,
+        folder_id=folder.id if folder else "",
+    )
+    return _render(ctx, form, latest)
 
 
 @bp.post("/jobs")

@@ -29,6 +29,26 @@
     if (dialog) setTimeout(function () { dialog.close(); }, 600);
   });
 
+  // Focus the first field of a dialog once htmx has put its content in.
+  document.body.addEventListener("htmx:afterSettle", function (event) {
+    var dialog = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("dialog[open]");
+    if (!dialog || dialog.contains(document.activeElement) && document.activeElement !== dialog.querySelector(".cm-close")) return;
+    var target = dialog.querySelector("[autofocus], textarea, input:not([type=hidden]), select");
+    if (target) target.focus();
+  });
+
+  // Buttons that act on ticked candidates are enabled only while something is ticked.
+  function updateSelectionButtons(form) {
+    var ticked = form.querySelector("input[name=slot]:checked") !== null;
+    form.querySelectorAll("[data-needs-selection]").forEach(function (button) { button.disabled = !ticked; });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.name === "slot" && event.target.form) updateSelectionButtons(event.target.form);
+  });
+  document.body.addEventListener("htmx:afterSwap", function () {
+    document.querySelectorAll("form.cm-batch-form").forEach(updateSelectionButtons);
+  });
+
   // Live character counter for a textarea with data-counter="<id of the counter>".
   document.addEventListener("input", function (event) {
     var field = event.target;
