@@ -425,3 +425,45 @@ def test_timeout_fails_one_slot_keeps_the_other_and_retry_works(app, client_for,
     retried = client.hx_post(f"/media/ai/slots/{failed.id}/retry")
     assert retried.status_code == 200
     assert [slot.status for slot in slots(app, job.id)] == ["ready", "ready"]
+
+
+COMBINATIONS = [
+    (flag, instance_on, site_on, key, who)
+    for flag in (True, False)
+    for instance_on in (True, False)
+    for site_on in (True, False)
+    for key in ("instance", "site", "sandbox", "none")
+    for who in ("editor", "viewer")
+]
+
+
+@pytest.mark.parametrize(("flag", "instance_on", "site_on", "key", "who"), COMBINATIONS)
+def test_every_settings_combination(tmp_path, flag, instance_on, site_on, key, who):
+    """The entry shows exactly when flag, instance, site, a key (or the sandbox) and the
+    user's add right all hold; the routes agree with what the page shows."""
+    app = make_test_app(
+        tmp_path, CMS_MEDIA_AI_FEATURE=flag, CMS_MEDIA_AI_SANDBOX=(key == "sandbox")
+    )
+    box = app.extensions["cms_media"].secret_box
+    with app.app_context():
+        from cms_media.demo.models import Site
+
+        harbour = str(session().scalar(select(Site.id).where(Site.slug == "harbour")))
+        instance = session().scalar(select(AiSettings).where(AiSettings.site_id.is_(None)))
+        instance.enabled = instance_on
+        site = AiSettings(site_id=harbour, enabled=site_on)
+        session().add(site)
+        if key in ("instance", "site"):
+            row = instance if key == "instance" else site
+            row.api_key_encrypted, row.api_key_last4 = box.encrypt("sk-test-" + "k" * 40), "kkkk"
+        session().commit()
+    client = app.test_client().login(who)
+    expected = flag and instance_on and site_on and key != "none" and who == "editor"
+    shown = 'id="cm-new-ai"' in client.get("/media/").get_data(as_text=True)
+    assert shown == expected
+    assert ("cm-tab-ai" in client.get("/media/selector/").get_data(as_text=True)) == expected
+    status = client.hx_get("/media/ai/create").status_code
+    assert (status == 200) == expected
+    if not expected:
+        assert status in (403, 404)
+    dispose(app)
