@@ -81,9 +81,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     media.init_app(app, db=db, host=DemoHost())
 
+    from cms_media.demo.articles import bp as articles_bp
     from cms_media.demo.cli import demo_cli
     from cms_media.demo.views import bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(articles_bp)
     app.cli.add_command(demo_cli)
     return app

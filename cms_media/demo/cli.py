@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from cms_media.access import SiteContext
 from cms_media.database import upgrade_database
+from cms_media.demo.articles import seed_articles
 from cms_media.demo.models import CONTENT_EDITOR, SITE_ADMIN, VIEWER, Membership, Site, User, db
 from cms_media.models import AiSettings, Document
 from cms_media.services.documents import IncomingFile, store_uploads
@@ -68,6 +69,7 @@ def seed() -> list[tuple[str, str, str]]:
     """Create the demo sites, users and sample images; running it again changes nothing."""
     sites, credentials = seed_accounts()
     seed_samples(sites)
+    seed_articles(sites)
     return credentials
 
 

@@ -81,13 +81,14 @@
     return { close: function () { finish(options.onCancel); }, dialog: dialog, frame: frame };
   }
 
-  // A little style so the dialog works on any host page, without a stylesheet of ours.
-  var style = document.createElement("style");
-  style.textContent =
-    ".cm-selector-dialog{width:min(70rem,96vw);height:min(48rem,92vh);padding:0;border:0;border-radius:12px;box-shadow:0 20px 60px rgba(0,0,0,.35)}" +
-    ".cm-selector-dialog::backdrop{background:rgba(20,24,32,.5)}" +
-    ".cm-selector-frame{width:100%;height:100%;border:0;display:block;border-radius:12px}";
-  document.head.appendChild(style);
+  // The dialog's own small stylesheet, beside this script (a <link>, so a strict
+  // style-src CSP that allows our origin is enough).
+  if (script && script.src) {
+    var sheet = document.createElement("link");
+    sheet.rel = "stylesheet";
+    sheet.href = new URL("item_selector.css", script.src).toString();
+    document.head.appendChild(sheet);
+  }
 
   window.cmsMedia = window.cmsMedia || {};
   window.cmsMedia.openItemSelector = openItemSelector;

@@ -35,6 +35,13 @@
     }
   });
 
+  // Focus is inside the iframe, where the parent dialog never sees Escape: pass it on.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && !event.defaultPrevented && !document.querySelector("dialog[open]")) {
+      tell({ type: "cms-media:cancel" });
+    }
+  });
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", deliver);
   else deliver();
 })();

@@ -43,26 +43,29 @@
     editor.notificationManager.open({ text: text, type: "error", timeout: 6000 });
   }
 
-  /** Open the selector; ``onItems`` gets the usable items. Focus returns to the editor. */
-  function choose(editor, onItems) {
+  /** Open the selector; ``onItems`` gets the usable items. Focus goes back to the caret in
+   * the editor, or (``fromDialog``) stays with the dialog's browse button, where the closing
+   * selector returns it. */
+  function choose(editor, onItems, fromDialog) {
     var api = selectorApi();
     if (!api) {
       notify(editor, "The image selector is not available on this page.");
       return;
     }
-    var bookmark = editor.selection.getBookmark(2, true);
+    var bookmark = fromDialog ? null : editor.selection.getBookmark(2, true);
+    function backToEditor() {
+      if (fromDialog) return;
+      editor.focus();
+      if (bookmark) editor.selection.moveToBookmark(bookmark);
+    }
     api.openItemSelector({
       multiple: false,
       onSelect: function (items) {
-        editor.focus();
-        if (bookmark) editor.selection.moveToBookmark(bookmark);
+        backToEditor();
         var usable = (Array.isArray(items) ? items : [items]).map(imageAttributes).filter(Boolean);
         if (usable.length) onItems(usable);
       },
-      onCancel: function () {
-        editor.focus();
-        if (bookmark) editor.selection.moveToBookmark(bookmark);
-      }
+      onCancel: backToEditor
     });
   }
 
@@ -114,7 +117,7 @@
         var attrs = items[0];
         editor.cmsMediaKnownIds[attrs.src] = attrs["data-cms-media-id"];
         callback(attrs.src, { alt: attrs.alt, width: attrs.width || "", height: attrs.height || "" });
-      });
+      }, true);
     };
   }
 
@@ -143,6 +146,8 @@
       extended_valid_elements: "img[src|alt|title|width|height|data-cms-media-id]",
       // Stable document URLs stay exactly as the selector gave them (never made relative).
       convert_urls: false,
+      entity_encoding: "raw",
+      link_target_list: false, // target is not kept; links get rel="noopener noreferrer"
       file_picker_types: "image",
       image_description: true,
       image_dimensions: true,
