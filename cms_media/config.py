@@ -20,9 +20,22 @@ DEFAULTS: dict[str, object] = {
     # ``content``. A host points this at its own layout to get its navigation around them.
     "CMS_MEDIA_BASE_TEMPLATE": "cms_media/base.html",
     # Storage: ``filesystem`` keeps files under ``CMS_MEDIA_STORAGE_ROOT`` (default
-    # ``<instance>/media``).
+    # ``<instance>/media``); ``s3`` in an S3-compatible bucket (cms_media/storage_s3.py).
     "CMS_MEDIA_STORAGE": "filesystem",
     "CMS_MEDIA_STORAGE_ROOT": None,
+    "CMS_MEDIA_S3_BUCKET": None,
+    "CMS_MEDIA_S3_PREFIX": "",
+    # None: AWS itself; else the server's URL, e.g. http://127.0.0.1:8333 (with path style).
+    "CMS_MEDIA_S3_ENDPOINT_URL": None,
+    "CMS_MEDIA_S3_REGION": None,
+    # None: boto3's own chain (AWS_* variables, config files, instance or task role).
+    "CMS_MEDIA_S3_ACCESS_KEY_ID": None,
+    "CMS_MEDIA_S3_SECRET_ACCESS_KEY": None,
+    "CMS_MEDIA_S3_PATH_STYLE": False,
+    # ``app``: files stream through the app; ``presigned``: after the permission check the
+    # browser is redirected to a URL signed for CMS_MEDIA_S3_PRESIGN_SECONDS.
+    "CMS_MEDIA_S3_SERVE": "app",
+    "CMS_MEDIA_S3_PRESIGN_SECONDS": 300,
     # Uploads: bytes per request (checked before the body is read), pixels per image.
     "CMS_MEDIA_MAX_UPLOAD_BYTES": 25 * MIB,
     "CMS_MEDIA_MAX_IMAGE_PIXELS": 40_000_000,

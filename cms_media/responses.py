@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 
-from flask import Response, current_app, redirect, send_file
+from flask import Response, abort, current_app, redirect, send_file
 from htmx_flask import request
+
+from cms_media.storage_s3 import presigned_redirect
 
 
 def hx_redirect(url: str) -> Response:
@@ -31,14 +33,30 @@ def send_stored(
 
     ``download_name`` makes it an attachment. The browser revalidates every time (private,
     no-cache) and gets a 304 from the ETag without storage being touched, so a permission
-    change takes effect on the next view.
+    change takes effect on the next view. With S3 storage in ``presigned`` mode the browser
+    is redirected instead to a short-lived URL that S3 answers with the same type and
+    disposition; the redirect is never cached, so every view passes the check again.
     """
+    storage = current_app.extensions["cms_media"].storage
+    presigned = presigned_redirect(
+        storage,
+        key,
+        content_type=mime_type,
+        filename=download_name,
+        inline=download_name is None,
+    )
+    if presigned is not None:
+        return presigned
     if request.if_none_match.contains(etag):
         response = Response(status=304)
         response.set_etag(etag)
     else:
+        try:
+            data = storage.read(key)
+        except FileNotFoundError:
+            abort(404)  # the row outlived its file
         response = send_file(
-            io.BytesIO(current_app.extensions["cms_media"].storage.read(key)),
+            io.BytesIO(data),
             mimetype=mime_type,
             as_attachment=download_name is not None,
             download_name=download_name,

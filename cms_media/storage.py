@@ -12,7 +12,7 @@ from flask import Flask
 
 
 class Storage(Protocol):
-    def save(self, key: str, data: bytes) -> None: ...
+    def save(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
     def read(self, key: str) -> bytes: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
@@ -37,7 +37,9 @@ class FileSystemStorage:
             raise ValueError("storage key escapes the storage root")
         return path
 
-    def save(self, key: str, data: bytes) -> None:
+    def save(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        # ``content_type`` is for object stores that serve files themselves; the views say
+        # the type whenever they send a file from here.
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".part")
@@ -60,4 +62,8 @@ def build_storage(app: Flask) -> Storage:
     if kind == "filesystem":
         root = app.config["CMS_MEDIA_STORAGE_ROOT"] or os.path.join(app.instance_path, "media")
         return FileSystemStorage(root)
-    raise RuntimeError(f"Unknown CMS_MEDIA_STORAGE {kind!r}; expected 'filesystem'.")
+    if kind == "s3":
+        from cms_media.storage_s3 import build_s3_storage
+
+        return build_s3_storage(app.config)
+    raise RuntimeError(f"Unknown CMS_MEDIA_STORAGE {kind!r}; expected 'filesystem' or 's3'.")

@@ -18,7 +18,12 @@ from cms_media.demo import create_app
 from cms_media.demo.cli import init_database, seed_accounts
 from cms_media.demo.models import Site, db
 
-pytest_plugins = ["tests.openai_fixtures", "tests.browser_fixtures", "tests.service_fixtures"]
+pytest_plugins = [
+    "tests.openai_fixtures",
+    "tests.browser_fixtures",
+    "tests.service_fixtures",
+    "tests.s3_fixtures",
+]
 
 CSRF_PATTERN = re.compile(
     r'"X-CSRFToken": "([^"]+)"|name="csrf_token" type="hidden" value="([^"]+)"'

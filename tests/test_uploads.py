@@ -145,11 +145,11 @@ def test_storage_failure_leaves_no_row_and_no_file(app, editor, monkeypatch):
     real_save = storage.save
     calls = []
 
-    def failing_save(key, data):
+    def failing_save(key, data, content_type=None):
         calls.append(key)
         if len(calls) == 3:  # the second document's original
             raise OSError("disk full")
-        real_save(key, data)
+        real_save(key, data, content_type)
 
     monkeypatch.setattr(storage, "save", failing_save)
     with pytest.raises(OSError):

@@ -128,9 +128,9 @@ def _store(ctx: SiteContext, folder: Folder | None, items: Iterable[dict]) -> li
             title = _clean_title(item.pop("title"))
             storage_key = new_key(f"documents/{ctx.site_id}", info.extension)
             thumbnail_key = new_key(f"thumbnails/{ctx.site_id}", "webp")
-            storage().save(storage_key, data)
+            storage().save(storage_key, data, content_type=info.mime_type)
             written.append(storage_key)
-            storage().save(thumbnail_key, info.thumbnail)
+            storage().save(thumbnail_key, info.thumbnail, content_type="image/webp")
             written.append(thumbnail_key)
             document = Document(
                 site_id=ctx.site_id,

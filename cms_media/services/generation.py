@@ -212,8 +212,8 @@ def run_slot(slot_id: int) -> str:
         )
     draft_key = new_key(f"drafts/{job.site_id}", info.extension)
     thumbnail_key = new_key(f"drafts/{job.site_id}", "webp")
-    storage().save(draft_key, result.image.data)
-    storage().save(thumbnail_key, info.thumbnail)
+    storage().save(draft_key, result.image.data, content_type=info.mime_type)
+    storage().save(thumbnail_key, info.thumbnail, content_type="image/webp")
     slot.status = "ready"
     slot.draft_key, slot.thumbnail_key = draft_key, thumbnail_key
     slot.mime_type, slot.width, slot.height = info.mime_type, info.width, info.height
