@@ -1,5 +1,5 @@
-"""Beyond one machine: two web servers and two workers (separate processes) on PostgreSQL and
-Redis, the OpenAI-compatible test server standing in for the provider."""
+"""Beyond one machine: two web servers and two workers (separate processes) on PostgreSQL,
+Redis and S3, the OpenAI-compatible test server standing in for the provider."""
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ class Browserless:
 class Stack:
     """The processes of one installation, and the settings they share."""
 
-    def __init__(self, root: Path, postgres_url: str, redis_url: str, provider_url: str) -> None:
+    def __init__(
+        self, root: Path, postgres_url: str, redis_url: str, provider_url: str, s3_config: dict
+    ) -> None:
         self.root = root
         self.env = {
             **os.environ,
@@ -79,7 +81,11 @@ class Stack:
             "FLASK_SECRET_KEY": "multi-process-secret",
             "FLASK_DEMO_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
             "CMS_MEDIA_INSTANCE_PATH": str(root / "instance"),
-            "CMS_MEDIA_STORAGE_ROOT": str(root / "media"),
+            "CMS_MEDIA_STORAGE": "s3",
+            **{
+                key: json.dumps(value) if not isinstance(value, str) else value
+                for key, value in s3_config.items()
+            },
             "CMS_MEDIA_QUEUE": "redis",
             "CMS_MEDIA_QUEUE_NAME": f"cms-media-test-{uuid.uuid4().hex[:8]}",
             "CMS_MEDIA_REDIS_URL": redis_url,
@@ -195,8 +201,10 @@ def provider():
 
 
 @pytest.fixture
-def stack(tmp_path, postgres_url, clean_redis, provider):
-    stack = Stack(tmp_path, postgres_url, clean_redis, provider.base_url)
+def stack(tmp_path, postgres_url, clean_redis, provider, s3_server, s3_prefix):
+    stack = Stack(
+        tmp_path, postgres_url, clean_redis, provider.base_url, s3_server.app_config(s3_prefix)
+    )
     yield stack
     stack.stop()
 
@@ -204,7 +212,9 @@ def stack(tmp_path, postgres_url, clean_redis, provider):
 FORM = {"size": "256x256", "quality": "low", "background": "auto", "output_format": "png"}
 
 
-def test_two_web_servers_two_workers_every_image_exactly_once(stack, provider):
+def test_two_web_servers_two_workers_every_image_exactly_once(
+    stack, provider, s3_server, s3_prefix
+):
     servers = [stack.web(), stack.web()]
     stack.worker()
     stack.worker()
@@ -252,6 +262,12 @@ def test_two_web_servers_two_workers_every_image_exactly_once(stack, provider):
     assert documents == 40
     assert all(s.status == "saved" for s in saved)
     assert len({s.document_id for s in saved}) == 40
+    # In the bucket: an original and a thumbnail per document; the drafts are gone.
+    keys = s3_server.keys(s3_prefix)
+    assert len([k for k in keys if "/documents/" in k]) == 40
+    assert len([k for k in keys if "/thumbnails/" in k]) == 40
+    assert not [k for k in keys if "/drafts/" in k]
+    assert not (stack.root / "instance" / "media").exists()  # nothing on local disk
 
 
 def test_a_killed_worker_leaves_its_slot_retried_not_stuck(stack, provider):
