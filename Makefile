@@ -40,6 +40,10 @@ POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 test-postgres: install assets
 	CMS_MEDIA_TEST_DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
 
+# Issue 5's benchmark: about 4 minutes; `make bench BENCH_ARGS=--quick` is a ~45 s smoke run.
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 

@@ -62,9 +62,10 @@ def inspect_image(data: bytes, *, max_pixels: int, thumbnail_size: int) -> Image
                     )
                 image.load()  # decodes every byte: truncated files fail here
                 mime_type = ALLOWED_FORMATS[image.format]
-                upright = ImageOps.exif_transpose(image)
-                width, height = upright.size
-                thumbnail = make_thumbnail(upright, thumbnail_size)
+                # In place: the decoded image is ours, so neither step copies its pixels.
+                ImageOps.exif_transpose(image, in_place=True)
+                width, height = image.size
+                thumbnail = make_thumbnail(image, thumbnail_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImage(
             "The image has too many pixels to process safely. Scale it down and try again."
@@ -87,8 +88,9 @@ def inspect_image(data: bytes, *, max_pixels: int, thumbnail_size: int) -> Image
 
 
 def make_thumbnail(image: Image.Image, size: int) -> bytes:
-    """A WebP no larger than ``size`` on its longer side, alpha kept."""
-    frame = image.copy()
+    """A WebP no larger than ``size`` on its longer side, alpha kept. Shrinks ``image``
+    itself (the caller's decoded copy), so a large image is not copied first."""
+    frame = image
     if frame.mode not in ("RGB", "RGBA"):
         frame = frame.convert(
             "RGBA" if "transparency" in frame.info or "A" in frame.mode else "RGB"

@@ -82,7 +82,7 @@ class JobQueue:
             log.warning("Recovered %d interrupted image slots", count)
 
     def consumer(self, workers: int | None = None, *, embedded: bool = True) -> Consumer:
-        """A consumer with short polling delays, so a queued slot starts within 50-250 ms.
+        """A consumer with short polling delays, so a queued slot starts within about 50 ms.
 
         ``embedded``: runs in threads of another program (tests, benchmarks), so it leaves
         signal handling to that program.
@@ -94,7 +94,7 @@ class JobQueue:
             worker_type="thread",
             initial_delay=0.05,
             backoff=1.2,
-            max_delay=0.25,
+            max_delay=0.05,
             periodic=True,
         )
 

@@ -474,8 +474,11 @@ def fit_to_size(
 
     GPT image models only render 1024+ px, so 256x256/512x512 are downscaled here. When the
     bytes already have the right size and format they are returned unchanged (no re-encode
-    loss). JPEG has no alpha: transparent pixels are flattened onto white.
-    Raises InvalidResponseError when the bytes are not a decodable image.
+    loss) after a structural check (header, and for PNG every chunk's CRC up to IEND): the
+    pixels are decoded once, by whoever stores the image (the library's ``inspect_image``
+    decodes every byte before anything is written). JPEG has no alpha: transparent pixels are
+    flattened onto white.
+    Raises InvalidResponseError when the bytes are not an image (or a damaged one).
     """
     if output_format not in OUTPUT_FORMATS:
         raise BadRequestError(f"Unsupported output format {_plain(output_format, limit=20)!r}.")
@@ -483,7 +486,6 @@ def fit_to_size(
         native_size_for(size)  # raises BadRequestError with the list of sizes
     try:
         with Image.open(io.BytesIO(image_bytes)) as opened:
-            opened.load()
             source_format = (opened.format or "").upper()
             target = _parse_size(size)
             has_alpha = opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info
@@ -492,12 +494,14 @@ def fit_to_size(
                 and (target is None or opened.size == target)
                 and not (has_alpha and background == "opaque")
             ):
+                opened.verify()
                 return GeneratedImage(
                     data=bytes(image_bytes),
                     mime_type=MIME_TYPES[output_format],
                     width=opened.width,
                     height=opened.height,
                 )
+            opened.load()
             return _fit_image(opened, size, output_format, background)
     except (
         UnidentifiedImageError,

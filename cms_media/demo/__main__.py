@@ -33,7 +33,8 @@ def main() -> None:
     worker = start_worker()
     print(f"\nDemo CMS on http://{args.host}:{args.port}/  (Ctrl+C stops it)", flush=True)
     try:
-        serve(app, host=args.host, port=args.port, threads=12)
+        # Each open AI Creator holds a thread in its long-poll: room for ~50 of them at once.
+        serve(app, host=args.host, port=args.port, threads=64)
     finally:
         worker.terminate()
         worker.wait(timeout=20)

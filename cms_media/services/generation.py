@@ -7,6 +7,8 @@ stored as a draft file the moment it arrives, so a closed modal or a restart los
 
 from __future__ import annotations
 
+import collections
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -451,23 +453,68 @@ def expire_drafts() -> int:
     return len(slots)
 
 
+POLL_INTERVAL = 0.1
+
+
+class _SlotWatch:
+    """The long-polls of one app in one process share their reads: one query every
+    ``POLL_INTERVAL`` covers every job a browser waits on (not one query per browser)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.watched: collections.Counter[int] = collections.Counter()  # job id -> polls
+        self.seen: dict[int, dict[int, int]] = {}  # job id -> {slot id: version}
+        self.seen_at = 0.0
+
+    def versions(self, job_id: int) -> dict[int, int]:
+        """``{slot id: version}`` of a watched job, at most ``POLL_INTERVAL`` old."""
+        with self.lock:
+            if time.monotonic() - self.seen_at >= POLL_INTERVAL or job_id not in self.seen:
+                rows = session().execute(
+                    select(GenerationSlot.job_id, GenerationSlot.id, GenerationSlot.version).where(
+                        GenerationSlot.job_id.in_(list(self.watched))
+                    )
+                )
+                fresh: dict[int, dict[int, int]] = {}
+                for watched_job, slot_id, version in rows:
+                    fresh.setdefault(watched_job, {})[slot_id] = version
+                session().rollback()  # end the read: the next sees what workers committed
+                self.seen = fresh
+                self.seen_at = time.monotonic()
+            return self.seen.get(job_id, {})
+
+
+_watch_lock = threading.Lock()
+
+
+def _slot_watch() -> _SlotWatch:
+    """This app's watch (an app's own: a process may run several apps, as the tests do)."""
+    with _watch_lock:
+        return current_app.extensions.setdefault("cms_media_slot_watch", _SlotWatch())
+
+
 def wait_for_change(job: GenerationJob, versions: dict[int, int], timeout: float) -> None:
     """Long-poll: return as soon as a slot's version differs from ``versions`` (or timeout).
 
-    Reads the database every 100 ms; the browser sees a finished candidate within that.
+    The browser sees a finished candidate within ``POLL_INTERVAL``. While it waits the request
+    holds no database connection, and the process reads once per interval for all waiting
+    browsers together.
     """
     deadline = time.monotonic() + timeout
-    while True:
-        session().rollback()  # end the read transaction: see what workers committed since
-        current = dict(
-            session()
-            .execute(
-                select(GenerationSlot.id, GenerationSlot.version).where(
-                    GenerationSlot.job_id == job.id
-                )
-            )
-            .all()
-        )
-        if current != versions or time.monotonic() >= deadline:
-            return
-        time.sleep(0.1)
+    job_id = job.id  # read before the rollback, which expires ``job`` (a reload per look)
+    # Give this request's connection back to the pool first: the one read below may need one,
+    # and it must never wait for a connection that a request queued on the lock holds.
+    session().rollback()
+    watch = _slot_watch()
+    with watch.lock:
+        watch.watched[job_id] += 1
+    try:
+        while True:
+            if watch.versions(job_id) != versions or time.monotonic() >= deadline:
+                return
+            time.sleep(POLL_INTERVAL)
+    finally:
+        with watch.lock:
+            watch.watched[job_id] -= 1
+            if not watch.watched[job_id]:
+                del watch.watched[job_id]
