@@ -18,7 +18,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,32 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         bench.build()
         bench.server.latency = 0.0
-        from cms_media.database import session
-        from cms_media.models import GenerationJob, GenerationSlot, utcnow
         from cms_media.services import generation
 
         app = bench.app
 
         def new_slot() -> int:
-            with app.app_context():
-                job = GenerationJob(
-                    site_id=bench.site_id,
-                    user_id=bench.editor_id,
-                    user_name=bench.editor_name,
-                    prompt="Profile: a pier at noon",
-                    provider="openai",
-                    model="gpt-image-2.6-sunburst",
-                    size=run.SIZE,
-                    quality="auto",
-                    background="auto",
-                    output_format="png",
-                    image_count=1,
-                    expires_at=utcnow() + timedelta(hours=1),
-                    slots=[GenerationSlot(position=0)],
-                )
-                session().add(job)
-                session().commit()
-                return job.slots[0].id
+            return run.unqueued_slot(bench, "Profile: a pier at noon")
 
         for slot_id in [new_slot() for _ in range(3)]:
             with app.app_context():

@@ -748,11 +748,37 @@ def pillow_floor(data: bytes) -> float:
     return time.perf_counter() - started
 
 
+def unqueued_slot(bench: Bench, prompt: str) -> int:
+    """A one-image job made directly (not queued: the worker must not take it); its slot id."""
+    from cms_media.database import session
+    from cms_media.models import GenerationJob, GenerationSlot, utcnow
+
+    with bench.app.app_context():
+        job = GenerationJob(
+            site_id=bench.site_id,
+            user_id=bench.editor_id,
+            user_name=bench.editor_name,
+            prompt=prompt,
+            provider="openai",
+            model="gpt-image-2.6-sunburst",
+            size=SIZE,
+            quality="auto",
+            background="auto",
+            output_format="png",
+            image_count=1,
+            expires_at=utcnow() + timedelta(hours=1),
+            slots=[GenerationSlot(position=0)],
+        )
+        session().add(job)
+        session().commit()
+        return job.slots[0].id
+
+
 def figure_overhead(bench: Bench) -> None:
     from openai.resources.images import Images
 
     from cms_media.database import session
-    from cms_media.models import GenerationJob, GenerationSlot, utcnow
+    from cms_media.models import GenerationSlot
     from cms_media.services import generation
     from cms_media.services.documents import storage
 
@@ -767,26 +793,7 @@ def figure_overhead(bench: Bench) -> None:
         return response
 
     def new_slot() -> int:
-        # A one-image job made directly (not queued: the worker must not take it).
-        with app.app_context():
-            job = GenerationJob(
-                site_id=bench.site_id,
-                user_id=bench.editor_id,
-                user_name=bench.editor_name,
-                prompt="Overhead per image: a pier at noon",
-                provider="openai",
-                model="gpt-image-2.6-sunburst",
-                size=SIZE,
-                quality="auto",
-                background="auto",
-                output_format="png",
-                image_count=1,
-                expires_at=utcnow() + timedelta(hours=1),
-                slots=[GenerationSlot(position=0)],
-            )
-            session().add(job)
-            session().commit()
-            return job.slots[0].id
+        return unqueued_slot(bench, "Overhead per image: a pier at noon")
 
     # Where the time goes: the provider module's check of the bytes, then the library's
     # inspection (decode, verify, thumbnail, checksum); the rest is storing and committing.
