@@ -467,3 +467,11 @@ def test_every_settings_combination(tmp_path, flag, instance_on, site_on, key, w
     if not expected:
         assert status in (403, 404)
     dispose(app)
+
+
+def test_an_unusable_image_leaves_no_draft_file(app, client_for, openai_server):
+    use_openai(app, openai_server)
+    create(client_for("editor"), prompt="A harbour [[fail:not_image]]", count=2)
+    assert [slot.status for slot in slots(app, latest_job(app).id)] == ["failed", "failed"]
+    root = app.extensions["cms_media"].storage.root
+    assert not root.exists() or not [p for p in root.rglob("*") if p.is_file()]

@@ -11,6 +11,7 @@ import collections
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,7 +30,7 @@ from cms_media.ai.providers import (
     ProviderError,
 )
 from cms_media.database import session
-from cms_media.imaging import InvalidImage
+from cms_media.imaging import EXTENSIONS, ImageInfo, InvalidImage
 from cms_media.models import Folder, GenerationJob, GenerationSlot, utcnow
 from cms_media.services import ai_settings
 from cms_media.services.documents import (
@@ -205,16 +206,16 @@ def run_slot(slot_id: int) -> str:
                 variation=slot.position + 10 * (slot.attempts - 1),
             )
         )
-        info = inspect_upload(result.image.data)
     except ProviderError as exc:
         return _fail(slot, exc.code, exc.user_message, exc.admin_message)
+    draft_key = new_key(f"drafts/{job.site_id}", EXTENSIONS.get(result.image.mime_type, "img"))
+    try:
+        info = _store_while_checking(draft_key, result.image.data, result.image.mime_type)
     except (ValidationError, InvalidImage) as exc:
         return _fail(
             slot, "bad_response", "The provider returned an unusable image. Try again.", str(exc)
         )
-    draft_key = new_key(f"drafts/{job.site_id}", info.extension)
     thumbnail_key = new_key(f"drafts/{job.site_id}", "webp")
-    storage().save(draft_key, result.image.data, content_type=info.mime_type)
     storage().save(thumbnail_key, info.thumbnail, content_type="image/webp")
     slot.status = "ready"
     slot.draft_key, slot.thumbnail_key = draft_key, thumbnail_key
@@ -245,6 +246,21 @@ def run_slot(slot_id: int) -> str:
         remove_files([draft_key, thumbnail_key])
         raise
     return "ready"
+
+
+def _store_while_checking(key: str, data: bytes, mime_type: str) -> ImageInfo:
+    """Write the draft while it is decoded and checked (the write is then off the path from
+    the provider's answer to a visible candidate); a draft that fails the check is removed."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        writing = pool.submit(storage().save, key, data, content_type=mime_type)
+        try:
+            info = inspect_upload(data)
+        except BaseException:
+            if writing.exception() is None:
+                remove_files([key])
+            raise
+        writing.result()
+    return info
 
 
 def _fail(slot: GenerationSlot, code: str, user_message: str, admin_message: str) -> str:
