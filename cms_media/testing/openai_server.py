@@ -1007,27 +1007,24 @@ class OpenAICompatibleServer:
         wake = ctx["wake"]
         pause = ctx["latency"] / steps
 
+        def event(kind: str, b64: str, **fields: Any) -> bytes:
+            """One server-sent event as the API frames it."""
+            payload = {
+                "type": f"{prefix}.{kind}",
+                "b64_json": b64,
+                "created_at": int(time.time()),
+                **fields,
+                **common,
+            }
+            return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n".encode()
+
         def events() -> Iterator[bytes]:
             for b64 in images:
                 for index in range(partials):
                     wake.wait(pause)
-                    event = {
-                        "type": f"{prefix}.partial_image",
-                        "b64_json": b64,
-                        "created_at": int(time.time()),
-                        "partial_image_index": index,
-                        **common,
-                    }
-                    yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+                    yield event("partial_image", b64, partial_image_index=index)
                 wake.wait(pause)
-                event = {
-                    "type": f"{prefix}.completed",
-                    "b64_json": b64,
-                    "created_at": int(time.time()),
-                    "usage": usage,
-                    **common,
-                }
-                yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+                yield event("completed", b64, usage=usage)
 
         response = Response(events(), 200, content_type="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
